@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -72,6 +73,8 @@ class SamplerConfig:
     jitter_s: float = 10.0
     page_size: int = 1000
     api_retries: int = 3
+    # Delay between API retries; None backs off exponentially from 0.5 s.
+    api_retry_delay_s: float | None = None
     api_timeout_s: float = 60.0
     types: list[str] = field(default_factory=lambda: list(RESOURCE_TYPE_IDS))
     platforms: list[PlatformConfig] = field(default_factory=list)
@@ -85,6 +88,14 @@ class SamplerConfig:
             found.append(f"jitter_s: must be in [0, interval_s), got {self.jitter_s}")
         if self.page_size < 1:
             found.append(f"page_size: must be at least 1, got {self.page_size}")
+        if self.api_retries < 0:
+            found.append(f"api_retries: must be 0 or more, got {self.api_retries}")
+        if self.api_retry_delay_s is not None and self.api_retry_delay_s <= 0:
+            found.append(
+                f"api_retry_delay_s: must be above 0, got {self.api_retry_delay_s}"
+            )
+        if self.api_timeout_s <= 0:
+            found.append(f"api_timeout_s: must be above 0, got {self.api_timeout_s}")
         found.extend(
             f"types: unknown resource type {name!r}; known: "
             f"{', '.join(RESOURCE_TYPE_IDS)}"
@@ -147,6 +158,15 @@ class SinkConfig:
     batch_rows: int = 5000
     batch_s: float = 1.0
     group_id: str = "stackmeter-sink"
+    # ClickHouse database that holds every stackmeter table; created if absent.
+    database: str = "stackmeter"
+    # Completed sampling runs one hour should have per platform and type; 0
+    # derives it from the sampler: 3600 / sampler.interval_s.
+    expected_runs_per_hour: int = 0
+    # Back-off between insert attempts while ClickHouse is down: doubles from
+    # retry_initial_s up to retry_max_s, for as long as the outage lasts.
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
 
     def problems(self) -> list[str]:
         found = []
@@ -154,6 +174,24 @@ class SinkConfig:
             found.append(f"batch_rows: must be at least 1, got {self.batch_rows}")
         if self.batch_s <= 0:
             found.append(f"batch_s: must be above 0, got {self.batch_s}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.database):
+            found.append(
+                "database: must be a plain identifier (letters, digits, _), "
+                f"got {self.database!r}"
+            )
+        if self.expected_runs_per_hour < 0:
+            found.append(
+                "expected_runs_per_hour: must be 0 (derive from the sampler) or "
+                f"more, got {self.expected_runs_per_hour}"
+            )
+        if self.retry_initial_s <= 0:
+            found.append(
+                f"retry_initial_s: must be above 0, got {self.retry_initial_s}"
+            )
+        if self.retry_max_s < self.retry_initial_s:
+            found.append(
+                f"retry_max_s: must be at least retry_initial_s, got {self.retry_max_s}"
+            )
         return found
 
 
