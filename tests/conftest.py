@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from chdb_http import ChdbHttpServer
 
 from stackmeter.local_kafka import LocalKafka
 
@@ -26,3 +27,34 @@ def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses, derived from the test's own name."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name).strip("-")
     return f"test-{readable[:100]}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def chdb_http_server_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ChdbHttpServer]:
+    """One ClickHouse HTTP stand-in over chDB (a child process) for the session."""
+    server = ChdbHttpServer(tmp_path_factory.mktemp("chdb-http") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clickhouse_http_server(
+    chdb_http_server_process: ChdbHttpServer,
+) -> ChdbHttpServer:
+    """The shared HTTP server, running; ``stop()``/``start()`` simulate an outage.
+
+    A restart keeps the port and the data folder. The next test gets the
+    server running again even if this one leaves it stopped.
+    """
+    chdb_http_server_process.start()
+    return chdb_http_server_process
+
+
+@pytest.fixture
+def clickhouse_http_url(clickhouse_http_server: ChdbHttpServer) -> str:
+    """``http://127.0.0.1:PORT/DB``: the shared server, a database for this test."""
+    database = clickhouse_http_server.create_database()
+    return f"{clickhouse_http_server.url}/{database}"
