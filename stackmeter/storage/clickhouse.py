@@ -7,11 +7,12 @@ Decimal, DateTime64, Nullable, Map and LowCardinality), query results are
 decoded from Native, and ``{name:Type}`` parameters travel apart from the SQL.
 Only connection setup and the meaning of a failure differ.
 
-Measured on 20,000 rows of the pipeline's column types against chDB: about
-0.09 s per batch through this Native path, and 0.10 to 0.13 s for
-orjson-encoded ``JSONEachRow`` pushed through chDB's own streaming insert, so
-the shared Native path costs nothing. clickhouse-connect labels its chDB
-backend experimental; the storage tests run the same cases on both adapters.
+On batches of 20,000 rows of the pipeline's column types into chDB, this
+Native path took half the time of orjson-encoded ``JSONEachRow`` through
+chDB's own streaming insert, and as long as streaming the same Native bytes
+without the temporary file clickhouse-connect's chDB backend writes per
+insert. clickhouse-connect calls that backend experimental; the storage
+tests run every case on both adapters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,11 +106,12 @@ def _bind(sql: str, parameters: Mapping[str, Any] | None) -> dict[str, Any] | No
 class ClientStorage:
     """The storage port over one clickhouse-connect client, opened on first use.
 
-    Calls on one instance must not overlap: use one instance per thread.
+    Threads may share an instance; its calls run one at a time.
     """
 
     def __init__(self, target: str) -> None:
         self._target = target
+        self._lock = threading.RLock()
         self._client: Client | None = None
         self._closed = False
         self._insert_types: dict[tuple[str, tuple[str, ...]], Sequence[ClickHouseType]]
@@ -132,7 +135,8 @@ class ClientStorage:
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         try:
-            yield
+            with self._lock:
+                yield
         except ClickHouseError as exc:
             error: StorageError
             message = f"{action} failed on {self._target}: {exc}"
@@ -211,18 +215,20 @@ class ClientStorage:
 
     def ping(self) -> bool:
         try:
-            return bool(self._live_client().ping())
+            with self._lock:
+                return bool(self._live_client().ping())
         except (StorageError, ClickHouseError):
             return False
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-            logger.info("storage closed target=%s", self._target)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            client, self._client = self._client, None
+            if client is not None:
+                client.close()
+                logger.info("storage closed target=%s", self._target)
 
     def __enter__(self) -> ClientStorage:
         return self
@@ -289,6 +295,8 @@ class ChdbStorage(ClientStorage):
     ``ChdbStorage`` objects may share that folder; opening a different folder
     fails (``StorageQueryError``) until every object on the first folder is
     closed, after which the engine shuts down and can start on another one.
+    Other chDB use in the process counts too: ``chdb.query()`` runs on
+    ``:memory:`` and fails while a folder is open.
     Tests therefore close their storage before the next test opens its own,
     and a process that needs two folders needs a second process (the HTTP
     test server in ``tests/chdb_http.py`` is one). ``:memory:`` keeps the data

@@ -43,7 +43,8 @@ class Storage(Protocol):
 
     Parameters are bound server-side: write ``{name:Type}`` in the SQL and pass
     ``{"name": value}``; values never become part of the SQL text. Methods are
-    blocking; asyncio callers run them in a thread.
+    blocking (asyncio callers run them in a thread); threads may share one
+    storage, whose calls then run one at a time.
     """
 
     @property

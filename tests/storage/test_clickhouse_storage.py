@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -234,6 +235,22 @@ def test_plain_merge_tree_keeps_both_copies_of_a_token(storage: Storage) -> None
     storage.insert("plain", ["id"], [(1,), (2,)], dedup_token="same")
     storage.insert("plain", ["id"], [(1,), (2,)], dedup_token="same")
     assert count(storage, "plain") == 4
+
+
+def test_threads_can_share_one_storage(storage: Storage) -> None:
+    storage.command(USAGE_DDL)
+
+    def write(worker: int) -> None:
+        for batch in range(5):
+            first = (worker * 5 + batch) * 100
+            rows = [usage_row(index) for index in range(first, first + 100)]
+            storage.insert("usage", USAGE_COLUMNS, rows, dedup_token=f"b{first}")
+            storage.query("SELECT count() FROM usage")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, range(4)))
+
+    assert count(storage, "usage") == 2000
 
 
 def test_an_empty_batch_is_a_no_op(storage: Storage) -> None:
