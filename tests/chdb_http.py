@@ -375,8 +375,16 @@ def serve(data_dir: Path, port: int) -> None:
     def shut_down(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    def follow_parent(parent_pid: int) -> None:
+        # A test run killed outright cannot stop its server; the server
+        # notices that it was handed to another parent and stops itself.
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        server.shutdown()
+
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+    threading.Thread(target=follow_parent, args=(os.getppid(),), daemon=True).start()
     print(f"{READY_PREFIX}{server.server_port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
