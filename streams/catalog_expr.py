@@ -338,9 +338,9 @@ class _Parser:
         self._close(opening)
         least, most, _function = _FUNCTIONS[name.text]
         if not least <= len(arguments) <= most:
-            wanted = str(least) if least == most else f"{least} to {most}"
+            wanted = "1 argument" if most == 1 else f"{least} to {most} arguments"
             raise ExpressionSyntaxError(
-                f"{name.text}() takes {wanted} arguments, got {len(arguments)} "
+                f"{name.text}() takes {wanted}, got {len(arguments)} "
                 f"in {self._source!r}"
             )
         return Call(name.text, tuple(arguments))

@@ -21,7 +21,7 @@ SCHEMA_ID = "https://stackmeter.invalid/catalog/v1/catalog.schema.json"
 _DECIMAL_TEXT = r"^[0-9]+(\.[0-9]+)?$"
 _DATE_OR_TIME = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 )
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
@@ -95,7 +95,11 @@ _RULE: dict[str, Any] = {
         "match": {
             "type": "object",
             "description": "Trait name to condition; a bare value means equals.",
-            "additionalProperties": {"anyOf": [_SCALAR, _CONDITIONS]},
+            "additionalProperties": {
+                "if": {"type": "object"},
+                "then": _CONDITIONS,
+                "else": _SCALAR,
+            },
         },
         "usage_type": {
             "enum": ["time", "quantity", "time_quantity"],
@@ -127,7 +131,8 @@ _RULE: dict[str, Any] = {
             "type": "string",
             "pattern": _DATE_OR_TIME,
             "description": "Start of validity, inclusive, compared with the usage "
-            "hour's start; a date means 00:00 UTC. Absent: always.",
+            "hour's start; a date means 00:00 UTC, a date-time needs its UTC "
+            "offset. Absent: always.",
         },
         "valid_to": {
             "type": ["string", "null"],
