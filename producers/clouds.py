@@ -17,6 +17,7 @@ import openstack.config
 import openstack.config.loader
 import openstack.exceptions
 import yaml
+from openstack.config.cloud_region import CloudRegion
 
 from stackmeter.config import PlatformConfig, SamplerConfig
 from stackmeter.errors import ConfigError
@@ -40,6 +41,16 @@ def openstack_config(sampler: SamplerConfig) -> openstack.config.OpenStackConfig
             config_files=[sampler.clouds_yaml], load_envvars=False
         )
     return openstack.config.OpenStackConfig()
+
+
+def cloud_region(
+    sampler: SamplerConfig, platform: PlatformConfig, **overrides: Any
+) -> CloudRegion:
+    """openstacksdk's settings for one platform, with ``overrides`` applied."""
+    region: CloudRegion = openstack_config(sampler).get_one(
+        cloud=platform.cloud, region_name=platform.region or "", **overrides
+    )
+    return region
 
 
 def check_platforms(
@@ -116,11 +127,10 @@ def _check_loadable(
 ) -> None:
     """Let openstacksdk read each cloud too, for what it alone checks (auth
     type, profiles); its message is kept, prefixed with the file and cloud."""
-    loader = openstack_config(sampler)
     problems = []
     for platform in platforms:
         try:
-            loader.get_one(cloud=platform.cloud, region_name=platform.region or "")
+            cloud_region(sampler, platform)
         except openstack.exceptions.ConfigException as exc:
             problems.append(f"{path}: clouds.{platform.cloud}: {exc}")
     if problems:

@@ -20,7 +20,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 
 from stackmeter.config import PlatformConfig, SamplerConfig
 from stackmeter.errors import ConfigError, StackmeterError
-from stackmeter.producers.clouds import openstack_config
+from stackmeter.producers.clouds import cloud_region
 from stackmeter.producers.collectors import Listing
 
 logger = logging.getLogger(__name__)
@@ -42,11 +42,12 @@ def open_connection(
     platform: PlatformConfig, sampler: SamplerConfig
 ) -> openstack.connection.Connection:
     """A connection to one clouds.yaml cloud and region, with the sampler's
-    timeout and retry settings."""
+    timeout and retry settings. Call it from the event loop thread (see
+    :func:`~stackmeter.producers.clouds.cloud_region`); it makes no request."""
     try:
-        region = openstack_config(sampler).get_one(
-            cloud=platform.cloud,
-            region_name=platform.region or "",
+        region = cloud_region(
+            sampler,
+            platform,
             api_timeout=sampler.api_timeout_s,
             connect_retries=sampler.api_retries,
             status_code_retries=sampler.api_retries,

@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -76,7 +75,6 @@ class Sampler:
         self._plans = {name: self._snapshot_plan(c) for name, c in COLLECTORS.items()}
         self._plans[PROJECTS_RUN] = self._projects_plan()
         self._connections: dict[str, openstack.connection.Connection] = {}
-        self._connections_lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=len(self._plans), thread_name_prefix="stackmeter-listing"
         )
@@ -123,10 +121,9 @@ class Sampler:
             self._producer = None
         # Listing threads of cancelled runs stop after their current request.
         self._executor.shutdown(wait=False, cancel_futures=True)
-        with self._connections_lock:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
         logger.info("sampler stopped platform=%s", self.platform_id)
 
     async def __aenter__(self) -> Sampler:
@@ -206,21 +203,22 @@ class Sampler:
         self, name: str
     ) -> Callable[[Listing], Iterator[list[dict[str, Any]]]]:
         page_size = self._config.sampler.page_size
+        connection = self._connection(name)
 
         def pages(listing: Listing) -> Iterator[list[dict[str, Any]]]:
-            return iter_pages(self._connection(name), listing, page_size)
+            return iter_pages(connection, listing, page_size)
 
         return pages
 
     def _connection(self, name: str) -> openstack.connection.Connection:
         # One connection per run name: openstacksdk connections are not meant
         # to be shared between threads, and each name lists in its own thread.
-        with self._connections_lock:
-            connection = self._connections.get(name)
-            if connection is None:
-                connection = open_connection(self._platform, self._config.sampler)
-                self._connections[name] = connection
-            return connection
+        # Opened here on the event loop thread (see clouds.cloud_region).
+        connection = self._connections.get(name)
+        if connection is None:
+            connection = open_connection(self._platform, self._config.sampler)
+            self._connections[name] = connection
+        return connection
 
     def _snapshot_plan(self, collector: Collector) -> RunPlan:
         schema_name = resource_type(collector.type_id).schema_name
