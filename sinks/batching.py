@@ -13,7 +13,6 @@ import hashlib
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from stackmeter.sinks.rows import Row, TableSpec
 
@@ -193,14 +192,11 @@ class TopicPipeline:
         self.failed_attempts += 1
         self.retry_at = now + delay_s
 
+    @property
+    def idle(self) -> bool:
+        """Nothing read that is not stored and committed."""
+        return self.sealed is None and self.open.empty
+
     def holds_back(self, batch_rows: int) -> bool:
         """Stop reading: a batch is waiting to be stored and the next one is full."""
         return self.sealed is not None and self.open.size >= batch_rows
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "topic": self.topic,
-            "open": self.open.size,
-            "sealed": None if self.sealed is None else self.sealed.size,
-            "failed_attempts": self.failed_attempts,
-        }
