@@ -82,7 +82,7 @@ def iter_pages(
                 f"{listing.resources_key!r}"
             )
         yield items
-        next_url = _next_url(body, listing.resources_key)
+        next_url = next_page_url(body, listing.resources_key)
         if next_url is None and items and len(items) >= page_size:
             # A full page without a next link: ask once more from the last id,
             # as openstacksdk does, rather than take a short listing as whole.
@@ -126,7 +126,7 @@ def _get_json(
     return body
 
 
-def _next_url(body: dict[str, Any], resources_key: str) -> str | None:
+def next_page_url(body: dict[str, Any], resources_key: str) -> str | None:
     """The next page's URL in any of the forms OpenStack services use."""
     # Nova, Cinder, Neutron, Octavia: "<key>_links": [{"rel": "next", ...}]
     for link in body.get(f"{resources_key}_links") or ():

@@ -20,7 +20,10 @@ from stackmeter.logs import setup_logging
 logger = logging.getLogger(__name__)
 
 # Modules that define ``register(subparsers)``; each adds its subcommands.
-COMMAND_MODULES: tuple[str, ...] = ("stackmeter.sinks.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "stackmeter.producers.command",
+    "stackmeter.sinks.command",
+)
 
 DESCRIPTION = """\
 stackmeter meters OpenStack usage per hour for billing.
