@@ -38,8 +38,10 @@ const dummyPrefix = "composecheck-dummy-"
 // it is Compose's escape for a literal dollar and is excluded by the caller.
 var requiredVar = regexp.MustCompile(`(\$*)\$\{([A-Za-z_][A-Za-z0-9_]*):?\?`)
 
-// secretKey names environment variables whose values must never be literals.
-var secretKey = regexp.MustCompile(`(?i)password|secret|token|clickhouse$`)
+// secretKey names environment variables whose values must never be literals:
+// passwords, secrets, tokens, and STACKMETER_SINK_CLICKHOUSE, whose URL
+// carries the ClickHouse password.
+var secretKey = regexp.MustCompile(`(?i)password|secret|token|_SINK_CLICKHOUSE$`)
 
 // profileReport is what -json prints for one profile.
 type profileReport struct {
@@ -301,16 +303,15 @@ func pinnedImage(image string) error {
 	if image == "" {
 		return errors.New("needs an image name with a tag")
 	}
-	name := image
-	if at := strings.Index(name, "@"); at >= 0 {
+	if strings.Contains(image, "@") {
 		return nil // pinned by digest
 	}
-	slash := strings.LastIndex(name, "/")
-	colon := strings.LastIndex(name, ":")
+	slash := strings.LastIndex(image, "/")
+	colon := strings.LastIndex(image, ":")
 	if colon <= slash {
 		return fmt.Errorf("image %s: pin a tag", image)
 	}
-	if tag := name[colon+1:]; tag == "latest" {
+	if tag := image[colon+1:]; tag == "latest" {
 		return fmt.Errorf("image %s: pin a version, not latest", image)
 	}
 	return nil
