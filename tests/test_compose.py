@@ -338,3 +338,18 @@ def test_each_worker_replica_keeps_state_in_its_own_volume(
     assert state["type"] == "volume"
     assert not state.get("source")
     assert worker["deploy"]["replicas"] >= 1
+
+
+def test_git_ignores_the_files_that_hold_credentials() -> None:
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        [git, "check-ignore", "--no-index", ".env", "clouds.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert ignored.stdout.split() == [".env", "clouds.yaml"]
