@@ -3,6 +3,7 @@ at a chosen speed (simulated seconds per real second) for demos."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -21,9 +22,10 @@ def from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def iso_z(ts: float) -> str:
     """ISO 8601 UTC text with a ``Z`` suffix and whole seconds, as OpenStack APIs
-    print timestamps."""
+    print timestamps. Cached: listings print the same few instants many times."""
     return from_ts(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

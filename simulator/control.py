@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from stackmeter.simulator.clock import iso_z
 from stackmeter.simulator.faults import FaultSpec, FaultSpecError
 from stackmeter.simulator.scenario import KINDS, ScenarioError, parse_time
 
@@ -114,7 +113,8 @@ class _ControlRoutes:
 
     def _clock_state(self) -> web.Response:
         clock = self._sim.clock
-        return _respond({"now": iso_z(clock.now_ts()), "speed": clock.speed})
+        now = clock.now().isoformat().replace("+00:00", "Z")
+        return _respond({"now": now, "speed": clock.speed})
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -135,7 +135,8 @@ def _number(value: object, name: str) -> float:
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(
-        body=orjson.dumps({"error": message}), content_type="application/json"
+        text=orjson.dumps({"error": message}).decode(),
+        content_type="application/json",
     )
 
 

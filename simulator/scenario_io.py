@@ -29,6 +29,9 @@ from stackmeter.simulator.scenario import (
     stable_id,
 )
 
+#: The demo scenario shipped with the simulator (see README.md beside it).
+DEMO_SCENARIO = Path(__file__).parent / "scenarios" / "demo.yaml"
+
 _TOP_LEVEL = {"start", "region", "credentials", "flavors", "faults", *KINDS}
 #: Fields a change may not set: identity, life span and ownership are fixed.
 _FIXED = {"id", "created", "deleted", "changes", "project_id"}
