@@ -10,8 +10,10 @@ so server errors (500, 502, 503, 504) and 429 are retried as well.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import openstack.connection
 import openstack.exceptions
@@ -26,6 +28,9 @@ from stackmeter.producers.collectors import Listing
 logger = logging.getLogger(__name__)
 
 RETRIABLE_STATUS_CODES = [429, 500, 502, 503, 504]
+
+T = TypeVar("T")
+_DONE = object()
 
 
 class ListingError(StackmeterError):
@@ -99,6 +104,50 @@ def iter_pages(
                 )
             seen_urls.add(key)
         url = next_url
+
+
+def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``pages``, with the next ``depth`` of them fetched by a helper thread
+    while the caller works on the current one, so that the API prepares a page
+    while the previous one is mapped and published.
+
+    Errors reach the caller in order, after the pages before them. When the
+    caller stops early, the helper stops after the request it is making.
+    """
+    ahead: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(depth)
+    stopped = threading.Event()
+
+    def hand_over(item: object, error: BaseException | None = None) -> None:
+        while not stopped.is_set():
+            try:
+                ahead.put((item, error), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                hand_over(page)
+                if stopped.is_set():
+                    return
+        except BaseException as exc:  # re-raised in the caller's thread
+            hand_over(None, exc)
+        else:
+            hand_over(_DONE)
+
+    helper = threading.Thread(target=fetch, name="stackmeter-read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield cast(T, item)
+    finally:
+        stopped.set()
 
 
 def _get_json(

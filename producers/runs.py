@@ -16,19 +16,22 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stackmeter.codec import SchemaRegistry
 from stackmeter.errors import StackmeterError
+from stackmeter.producers.clock import to_millis
 from stackmeter.producers.collectors import Item, Listing, Lookup
 from stackmeter.producers.publisher import Delivery, PublishError
 
 logger = logging.getLogger(__name__)
 
 Message = tuple[bytes, bytes]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PageSource = Callable[[Listing], Iterator[list[dict[str, Any]]]]
 
 
@@ -39,6 +42,20 @@ class RunContext:
     platform_id: str
     run_id: str
     sampled_at: datetime
+    # The same instant as Avro's timestamp-millis holds it: records are encoded
+    # with the number, which spares a datetime conversion per record.
+    sampled_at_ms: int
+
+    @classmethod
+    def begin(cls, platform_id: str, moment: datetime) -> RunContext:
+        """A new run at ``moment`` (cut to milliseconds) with a fresh run id."""
+        sampled_at = to_millis(moment)
+        return cls(
+            platform_id=platform_id,
+            run_id=str(uuid.uuid4()),
+            sampled_at=sampled_at,
+            sampled_at_ms=(sampled_at - EPOCH) // timedelta(milliseconds=1),
+        )
 
 
 Encode = Callable[[Item, Lookup, RunContext], Message]
@@ -176,7 +193,7 @@ async def execute_run(
     error: StackmeterError | None = None
     published = 0
     try:
-        await _publish_pages(plan, channel, delivery, progress)
+        await _publish_pages(channel, delivery, progress)
         await listing
         published = await delivery.wait()
         if plan.marker_schema is not None:
@@ -191,7 +208,8 @@ async def execute_run(
         error = exc
         channel.close()
         await _settle(listing, delivery)
-        published = delivery.acked
+        # Snapshots only: a failure while sending markers may follow some acks.
+        published = min(delivery.acked, progress.resources)
     return RunResult(
         type_id=plan.name,
         platform_id=context.platform_id,
@@ -208,12 +226,11 @@ async def execute_run(
 
 
 async def _publish_pages(
-    plan: RunPlan, channel: PageChannel, delivery: Delivery, progress: _Progress
+    channel: PageChannel, delivery: Delivery, progress: _Progress
 ) -> None:
     while (page := await channel.get()) is not None:
         progress.resources += len(page)
-        for key, value in page:
-            await delivery.send(plan.topic, key, value)
+        await delivery.send_page(page)
 
 
 async def _publish_markers(
@@ -230,13 +247,11 @@ async def _publish_markers(
             "run_id": context.run_id,
             "platform_id": context.platform_id,
             "resource_type": plan.name,
-            "sampled_at": context.sampled_at,
+            "sampled_at": context.sampled_at_ms,
             "resource_count": delivery.acked,
         },
     )
-    key = context.run_id.encode()
-    for partition in await delivery.partitions(plan.topic):
-        await delivery.send(plan.topic, key, marker, partition=partition)
+    await delivery.send_to_every_partition(context.run_id.encode(), marker)
     await delivery.wait()
 
 

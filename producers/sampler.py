@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -27,7 +26,7 @@ from aiokafka.errors import KafkaError
 from stackmeter.codec import SchemaRegistry, default_registry
 from stackmeter.config import Config, PlatformConfig
 from stackmeter.producers import metrics
-from stackmeter.producers.clock import Clock, WallClock, jittered, to_millis
+from stackmeter.producers.clock import Clock, WallClock, jittered
 from stackmeter.producers.collectors import (
     COLLECTORS,
     PROJECTS,
@@ -37,7 +36,7 @@ from stackmeter.producers.collectors import (
     Lookup,
     project_record,
 )
-from stackmeter.producers.listing import iter_pages, open_connection
+from stackmeter.producers.listing import iter_pages, open_connection, read_ahead
 from stackmeter.producers.publisher import Delivery, PublishError, create_producer
 from stackmeter.producers.runs import (
     Encode,
@@ -144,17 +143,13 @@ class Sampler:
         if self._producer is None:
             raise RuntimeError("Sampler.sample() before start()")
         plan = self._plans[name]
-        context = RunContext(
-            platform_id=self.platform_id,
-            run_id=str(uuid.uuid4()),
-            sampled_at=to_millis(self._clock.now()),
-        )
+        context = RunContext.begin(self.platform_id, self._clock.now())
         logger.debug("run started type=%s run_id=%s", name, context.run_id)
         result = await execute_run(
             plan,
             context,
             source=self._page_source(name),
-            delivery=Delivery(self._producer),
+            delivery=Delivery(self._producer, plan.topic),
             registry=self._registry,
             executor=self._executor,
         )
@@ -206,7 +201,7 @@ class Sampler:
         connection = self._connection(name)
 
         def pages(listing: Listing) -> Iterator[list[dict[str, Any]]]:
-            return iter_pages(connection, listing, page_size)
+            return read_ahead(iter_pages(connection, listing, page_size))
 
         return pages
 
@@ -259,7 +254,7 @@ def _snapshot_encoder(
                 "resource_id": observed.resource_id,
                 "resource_name": observed.resource_name,
                 "run_id": context.run_id,
-                "sampled_at": context.sampled_at,
+                "sampled_at": context.sampled_at_ms,
             },
             "traits": observed.traits,
         }
