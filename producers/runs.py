@@ -200,16 +200,16 @@ async def execute_run(
             await _publish_markers(
                 plan, plan.marker_schema, context, delivery, registry
             )
-    except asyncio.CancelledError:
-        # Stopping: the thread sees the closed channel after its current page.
-        channel.close()
-        raise
     except StackmeterError as exc:
         error = exc
         channel.close()
         await _settle(listing, delivery)
         # Snapshots only: a failure while sending markers may follow some acks.
         published = min(delivery.acked, progress.resources)
+    finally:
+        # When stopped (cancelled) or on a bug, the listing thread must not
+        # wait for a reader that is gone; it gives up after its current page.
+        channel.close()
     return RunResult(
         type_id=plan.name,
         platform_id=context.platform_id,

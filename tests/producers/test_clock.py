@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,10 +11,16 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from stackmeter.producers import metrics
-from stackmeter.producers.clock import PolledClock, WallClock, jittered, to_millis
+from stackmeter.producers.clock import (
+    HttpClock,
+    PolledClock,
+    WallClock,
+    jittered,
+    to_millis,
+)
 from stackmeter.producers.runs import RunResult
 from stackmeter.producers.sampler import _next_slot
-from stackmeter.simulator import SimClock
+from stackmeter.simulator import Scenario, SimClock, Simulator
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -40,6 +47,16 @@ async def test_polled_clock_follows_an_accelerated_clock() -> None:
     clock = PolledClock(SimClock(T0, speed=3600.0).now, poll_s=0.01)
     # One simulated hour passes in about one real second.
     await asyncio.wait_for(clock.sleep_until(T0 + timedelta(minutes=6)), timeout=5)
+
+
+def test_http_clock_reads_the_simulator_control_endpoint(
+    start_simulator: Callable[[Scenario], Simulator],
+) -> None:
+    simulator = start_simulator(Scenario(start=T0 + timedelta(seconds=7.5)))
+    clock = HttpClock(simulator.base_url)
+    assert clock.now() == T0 + timedelta(seconds=7.5)
+    simulator.clock.advance(3600)
+    assert clock.now() == T0 + timedelta(hours=1, seconds=7.5)
 
 
 async def test_wall_clock_does_not_wait_for_the_past() -> None:

@@ -3,7 +3,8 @@ fails after its retries raises."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from stackmeter.producers.listing import (
     iter_pages,
     next_page_url,
     open_connection,
+    read_ahead,
 )
 from stackmeter.simulator import DEFAULT_CLOUD, FaultSpec, Scenario, Simulator
 
@@ -109,3 +111,32 @@ def test_a_fault_that_clears_within_the_retries_is_not_seen(
     pages = list(iter_pages(connection, COLLECTORS["nova.server"].listing, 4))
 
     assert [len(page) for page in pages] == [4, 2]
+
+
+def test_read_ahead_yields_every_page_then_the_error_in_order() -> None:
+    def pages() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ListingError("page 3 failed")
+
+    seen = []
+    with pytest.raises(ListingError, match="page 3"):
+        for page in read_ahead(pages()):
+            seen.append(page)
+    assert seen == [1, 2]
+
+
+def test_read_ahead_stops_fetching_when_the_caller_stops() -> None:
+    fetched = []
+
+    def pages() -> Iterator[int]:
+        for number in range(1000):
+            fetched.append(number)
+            yield number
+
+    reader = read_ahead(pages(), depth=1)
+    assert next(reader) == 0
+    reader.close()
+    time.sleep(0.5)
+    # The page being handed over when the caller stopped, and no more.
+    assert len(fetched) <= 3
