@@ -21,6 +21,9 @@ from stackmeter.simulator.faults import FaultSpec
 #: Namespace of the ids derived from names when a scenario file omits them.
 ID_NAMESPACE = uuid.UUID("6f0b7c1e-2a51-4d0e-9a77-53a1c8f0e2d4")
 
+#: Fields no change may set: identity, life span and ownership are fixed.
+FIXED_FIELDS = frozenset({"id", "created", "deleted", "changes", "project_id"})
+
 _RELATIVE_TIME = re.compile(
     r"^(?P<sign>[+-])(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$"
 )

@@ -17,6 +17,7 @@ import yaml
 from stackmeter.simulator.clock import iso_z, to_ts
 from stackmeter.simulator.faults import FaultSpec, FaultSpecError
 from stackmeter.simulator.scenario import (
+    FIXED_FIELDS,
     KINDS,
     Change,
     Credentials,
@@ -33,8 +34,6 @@ from stackmeter.simulator.scenario import (
 DEMO_SCENARIO = Path(__file__).parent / "scenarios" / "demo.yaml"
 
 _TOP_LEVEL = {"start", "region", "credentials", "flavors", "faults", *KINDS}
-#: Fields a change may not set: identity, life span and ownership are fixed.
-_FIXED = {"id", "created", "deleted", "changes", "project_id"}
 
 _T = TypeVar("_T")
 
@@ -266,7 +265,7 @@ def _change(
     for name, raw in data.items():
         if name == "at":
             continue
-        if name in _FIXED or name not in hints or name.isupper():
+        if name in FIXED_FIELDS or name not in hints or name.isupper():
             raise ScenarioError(f"{where}: {name}: not a field a change may set")
         value = _coerce(raw, hints[name], start, f"{where}: {name}")
         if name in ref_kinds and value is not None and refs is not None:

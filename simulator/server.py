@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -89,6 +90,8 @@ class Simulator:
         self._tokens = identity.TokenStore()
         self._pages = PageTracker()
         self._request_counts: Counter[str] = Counter()
+        # Counted on the server's loop, read from any thread.
+        self._counts_lock = threading.Lock()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 
@@ -107,7 +110,8 @@ class Simulator:
     def request_counts(self) -> dict[str, int]:
         """Requests served so far per ``service/resource`` (listing pages count
         one each, faulted ones included)."""
-        return dict(self._request_counts)
+        with self._counts_lock:
+            return dict(self._request_counts)
 
     def resources_at(self, kind: str, when: datetime | None = None) -> list[Timed]:
         """What a complete listing of ``kind`` shows at ``when`` (default: the
@@ -139,9 +143,13 @@ class Simulator:
     def write_clouds_yaml(self, path: str | Path, cloud: str = DEFAULT_CLOUD) -> Path:
         """Write :meth:`cloud_config` to ``path`` and return it."""
         target = Path(path)
-        target.write_text(
+        # Written aside and renamed, so a process that polls for the file never
+        # reads half of it.
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(
             yaml.safe_dump(self.cloud_config(cloud), sort_keys=False), encoding="utf-8"
         )
+        partial.replace(target)
         return target
 
     def build_app(self) -> web.Application:
@@ -271,7 +279,8 @@ class Simulator:
     async def _apply_fault(
         self, service: str, resource: str, page: int | None
     ) -> web.Response | None:
-        self._request_counts[f"{service}/{resource}"] += 1
+        with self._counts_lock:
+            self._request_counts[f"{service}/{resource}"] += 1
         fired = self.faults.fire(service, resource, page)
         if fired is None:
             return None

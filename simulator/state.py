@@ -14,6 +14,7 @@ from typing import cast
 
 from stackmeter.simulator.clock import to_ts
 from stackmeter.simulator.scenario import (
+    FIXED_FIELDS,
     KINDS,
     Flavor,
     Listener,
@@ -154,6 +155,9 @@ class CloudState:
                 at_ts = to_ts(change.at)
                 if at_ts < created_ts:
                     raise ScenarioError(f"{where}: a change is dated before created")
+                fixed = sorted(FIXED_FIELDS & set(change.attrs))
+                if fixed:
+                    raise ScenarioError(f"{where}: a change may not set {fixed}")
                 try:
                     versions.append(dataclasses.replace(versions[-1], **change.attrs))
                 except TypeError as exc:
