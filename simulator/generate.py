@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from stackmeter.simulator.scenario import (
     Change,
@@ -24,8 +24,6 @@ from stackmeter.simulator.scenario import (
     Volume,
     stable_id,
 )
-
-_IdSource = Callable[[], str]
 
 #: Start of generated scenarios unless told otherwise.
 DEFAULT_START = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -63,39 +61,167 @@ FLAVORS = (
 )
 
 
-class _Lifetimes:
-    """Random life spans and change times within the scenario's span."""
+class _Life(TypedDict):
+    created: datetime | None
+    deleted: datetime | None
 
-    def __init__(self, rng: random.Random, start: datetime, span_s: int, churn: float):
-        self.rng = rng
+
+class _Builder:
+    """Draws every random choice of one generated scenario from one seeded
+    generator, so that equal arguments give equal clouds."""
+
+    def __init__(
+        self, seed: int, start: datetime, span_s: int, churn: float, change_rate: float
+    ) -> None:
+        self.rng = random.Random(seed)
         self.start = start
         self.span_s = span_s
         self.churn = churn
+        self.change_rate = change_rate
+        self.project_ids: list[str] = []
 
-    def life(self) -> tuple[datetime | None, datetime | None]:
-        """(created, deleted): most resources exist throughout; ``churn`` of
-        them are created, deleted, or both, inside the span."""
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def owner(self) -> str:
+        return self.rng.choice(self.project_ids)
+
+    def life(self) -> _Life:
+        """``created`` and ``deleted``: most resources exist throughout;
+        ``churn`` of them are created, deleted, or both, inside the span."""
         created: datetime | None = None
         deleted: datetime | None = None
         if self.rng.random() < self.churn:
-            created = self.at(0.0, 0.8)
+            created = self._at(0.0, 0.8)
         if self.rng.random() < self.churn:
-            floor = (
-                (created - self.start).total_seconds() / self.span_s if created else 0
-            )
-            deleted = self.at(floor + 0.05, 1.0)
-        return created, deleted
+            floor = self._fraction(created) if created else 0.0
+            deleted = self._at(floor + 0.05, 1.0)
+        return {"created": created, "deleted": deleted}
 
-    def at(self, low: float, high: float) -> datetime:
-        """A whole second between ``low`` and ``high`` fractions of the span."""
+    def changes(self, life: _Life, field: str, value: object) -> tuple[Change, ...]:
+        """One change of ``field`` inside the resource's life, ``change_rate``
+        of the time; none otherwise."""
+        if self.rng.random() >= self.change_rate:
+            return ()
+        created, deleted = life["created"], life["deleted"]
+        low = self._fraction(created) if created else 0.0
+        high = self._fraction(deleted) if deleted else 1.0
+        at = self._at(low + (high - low) / 4, high - (high - low) / 4)
+        return (Change(at=at, attrs={field: value}),)
+
+    def project(self, index: int) -> Project:
+        project = Project(
+            id=self.new_id(), name=f"project-{index:04d}", tags=("generated",)
+        )
+        self.project_ids.append(project.id)
+        return project
+
+    def router(self, index: int) -> Router:
+        return Router(
+            id=self.new_id(),
+            name=f"router-{index}",
+            project_id=self.owner(),
+            **self.life(),
+        )
+
+    def server(self, index: int) -> Server:
+        life = self.life()
+        return Server(
+            id=self.new_id(),
+            name=f"server-{index}",
+            project_id=self.owner(),
+            flavor=self.rng.choice(FLAVORS).name,
+            changes=self.changes(life, "status", "SHUTOFF"),
+            **life,
+        )
+
+    def volume(self, index: int) -> Volume:
+        life = self.life()
+        size_gib = self.rng.choice((1, 10, 20, 50, 100))
+        return Volume(
+            id=self.new_id(),
+            name=f"volume-{index}",
+            project_id=self.owner(),
+            size_gib=size_gib,
+            volume_type=self.rng.choice(("ssd", "hdd")),
+            changes=self.changes(life, "size_gib", size_gib * 2),
+            **life,
+        )
+
+    def snapshot(self, index: int, volumes: list[Volume]) -> Snapshot:
+        volume = self.rng.choice(volumes)
+        return Snapshot(
+            id=self.new_id(),
+            name=f"snapshot-{index}",
+            project_id=volume.project_id,
+            volume_id=volume.id,
+            size_gib=volume.size_gib,
+            created=volume.created,
+            deleted=volume.deleted,
+        )
+
+    def image(self, index: int) -> Image:
+        return Image(
+            id=self.new_id(),
+            name=f"image-{index}",
+            project_id=self.owner(),
+            size_bytes=self.rng.randrange(10**6, 20 * 2**30),
+            stores=self.rng.choice(("file", "ceph")),
+            visibility=self.rng.choice(("private", "public", "shared")),
+            **self.life(),
+        )
+
+    def floating_ip(self, index: int) -> FloatingIp:
+        # A distinct address in 198.0.0.0/8 per index.
+        address = f"198.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
+        return FloatingIp(
+            id=self.new_id(),
+            project_id=self.owner(),
+            floating_ip_address=address,
+            **self.life(),
+        )
+
+    def load_balancer(self, index: int, scenario: Scenario) -> None:
+        """A load balancer with one or two listeners and a pool behind the
+        first, all sharing its life span."""
+        life = self.life()
+        project_id = self.owner()
+        lb = LoadBalancer(
+            id=self.new_id(),
+            name=f"lb-{index}",
+            provider=self.rng.choice(("amphora", "ovn")),
+            project_id=project_id,
+            **life,
+        )
+        listeners = [
+            Listener(
+                id=self.new_id(),
+                name=f"lb-{index}-listener-{port}",
+                load_balancer_id=lb.id,
+                protocol_port=port,
+                project_id=project_id,
+                **life,
+            )
+            for port in (80, 443)[: self.rng.randint(1, 2)]
+        ]
+        pool = Pool(
+            id=self.new_id(),
+            name=f"lb-{index}-pool",
+            load_balancer_id=lb.id,
+            listener_id=listeners[0].id,
+            project_id=project_id,
+            **life,
+        )
+        scenario.load_balancers.append(lb)
+        scenario.listeners.extend(listeners)
+        scenario.pools.append(pool)
+
+    def _fraction(self, moment: datetime) -> float:
+        return (moment - self.start).total_seconds() / self.span_s
+
+    def _at(self, low: float, high: float) -> datetime:
         fraction = self.rng.uniform(low, max(low, high))
         return self.start + timedelta(seconds=int(fraction * self.span_s))
-
-    def during(self, created: datetime | None, deleted: datetime | None) -> datetime:
-        """A whole second within a resource's life inside the span."""
-        low = (created - self.start).total_seconds() / self.span_s if created else 0
-        high = (deleted - self.start).total_seconds() / self.span_s if deleted else 1
-        return self.at(low + (high - low) / 4, high - (high - low) / 4)
 
 
 def generate_scenario(
@@ -116,157 +242,24 @@ def generate_scenario(
 ) -> Scenario:
     """A cloud with the given number of resources per kind over ``span_s``
     seconds from ``start``. A ``churn`` share of resources is created or
-    deleted inside the span; a ``change_rate`` share changes status or size
-    once. Each load balancer gets one or two listeners and one pool."""
-    rng = random.Random(seed)
-    lives = _Lifetimes(rng, start, span_s, churn)
-
-    def new_id() -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-    project_list = [
-        Project(id=new_id(), name=f"project-{index:04d}", tags=("generated",))
-        for index in range(projects)
-    ]
-    project_ids = [project.id for project in project_list]
-
-    def owner() -> str:
-        return rng.choice(project_ids)
-
-    def changed(
-        life: tuple[datetime | None, datetime | None], field: str, value: object
-    ) -> tuple[Change, ...]:
-        if rng.random() >= change_rate:
-            return ()
-        return (Change(at=lives.during(*life), attrs={field: value}),)
-
-    scenario = Scenario(start=start, flavors=list(FLAVORS), projects=project_list)
-    for index in range(routers):
-        created, deleted = lives.life()
-        scenario.routers.append(
-            Router(
-                id=new_id(),
-                name=f"router-{index}",
-                project_id=owner(),
-                created=created,
-                deleted=deleted,
-            )
-        )
-    for index in range(servers):
-        created, deleted = lives.life()
-        scenario.servers.append(
-            Server(
-                id=new_id(),
-                name=f"server-{index}",
-                project_id=owner(),
-                flavor=rng.choice(FLAVORS).name,
-                created=created,
-                deleted=deleted,
-                changes=changed((created, deleted), "status", "SHUTOFF"),
-            )
-        )
-    for index in range(volumes):
-        created, deleted = lives.life()
-        size_gib = rng.choice((1, 10, 20, 50, 100))
-        scenario.volumes.append(
-            Volume(
-                id=new_id(),
-                name=f"volume-{index}",
-                project_id=owner(),
-                size_gib=size_gib,
-                volume_type=rng.choice(("ssd", "hdd")),
-                created=created,
-                deleted=deleted,
-                changes=changed((created, deleted), "size_gib", size_gib * 2),
-            )
-        )
-    for index in range(snapshots if scenario.volumes else 0):
-        volume = rng.choice(scenario.volumes)
-        scenario.snapshots.append(
-            Snapshot(
-                id=new_id(),
-                name=f"snapshot-{index}",
-                project_id=volume.project_id,
-                volume_id=volume.id,
-                size_gib=volume.size_gib,
-                created=volume.created,
-                deleted=volume.deleted,
-            )
-        )
-    for index in range(images):
-        created, deleted = lives.life()
-        scenario.images.append(
-            Image(
-                id=new_id(),
-                name=f"image-{index}",
-                project_id=owner(),
-                size_bytes=rng.randrange(10**6, 20 * 2**30),
-                stores=rng.choice(("file", "ceph")),
-                visibility=rng.choice(("private", "public", "shared")),
-                created=created,
-                deleted=deleted,
-            )
-        )
-    for index in range(floating_ips):
-        created, deleted = lives.life()
-        scenario.floating_ips.append(
-            FloatingIp(
-                id=new_id(),
-                project_id=owner(),
-                floating_ip_address=_address(index),
-                created=created,
-                deleted=deleted,
-            )
-        )
-    _add_load_balancers(scenario, load_balancers, lives, new_id, owner)
-    return scenario
-
-
-def _add_load_balancers(
-    scenario: Scenario,
-    count: int,
-    lives: _Lifetimes,
-    new_id: _IdSource,
-    owner: _IdSource,
-) -> None:
-    for index in range(count):
-        created, deleted = lives.life()
-        project_id = owner()
-        lb = LoadBalancer(
-            id=new_id(),
-            name=f"lb-{index}",
-            project_id=project_id,
-            provider=lives.rng.choice(("amphora", "ovn")),
-            created=created,
-            deleted=deleted,
-        )
-        scenario.load_balancers.append(lb)
-        listeners = [
-            Listener(
-                id=new_id(),
-                name=f"lb-{index}-listener-{port}",
-                project_id=project_id,
-                load_balancer_id=lb.id,
-                protocol_port=port,
-                created=created,
-                deleted=deleted,
-            )
-            for port in (80, 443)[: lives.rng.randint(1, 2)]
+    deleted inside the span; a ``change_rate`` share of servers and volumes
+    changes status or size once. Snapshots copy a random volume's life span.
+    Each load balancer gets one or two listeners and one pool."""
+    build = _Builder(seed, start, span_s, churn, change_rate)
+    scenario = Scenario(
+        start=start,
+        flavors=list(FLAVORS),
+        projects=[build.project(index) for index in range(projects)],
+    )
+    scenario.routers = [build.router(index) for index in range(routers)]
+    scenario.servers = [build.server(index) for index in range(servers)]
+    scenario.volumes = [build.volume(index) for index in range(volumes)]
+    if scenario.volumes:
+        scenario.snapshots = [
+            build.snapshot(index, scenario.volumes) for index in range(snapshots)
         ]
-        scenario.listeners.extend(listeners)
-        scenario.pools.append(
-            Pool(
-                id=new_id(),
-                name=f"lb-{index}-pool",
-                project_id=project_id,
-                load_balancer_id=lb.id,
-                listener_id=listeners[0].id,
-                created=created,
-                deleted=deleted,
-            )
-        )
-
-
-def _address(index: int) -> str:
-    """A distinct IPv4 address in 198.0.0.0/8 per index."""
-    return f"198.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
+    scenario.images = [build.image(index) for index in range(images)]
+    scenario.floating_ips = [build.floating_ip(index) for index in range(floating_ips)]
+    for index in range(load_balancers):
+        build.load_balancer(index, scenario)
+    return scenario
