@@ -119,11 +119,27 @@ class WorkerConfig:
     store: str = "rocksdb://"
     data_dir: str = "var/worker"
     app_id: str = "stackmeter-worker"
+    # Longest sampling gap (hours) filled with estimated usage.
+    gap_fill_max_h: int = 24
+    # How long (hours behind the first open hour) a late snapshot can still
+    # correct a published hour.
+    correction_horizon_h: int = 6
+    # Run the rating stage in the same worker process.
+    rating: bool = True
 
     def problems(self) -> list[str]:
         found = []
         if self.grace_s < 0:
             found.append(f"grace_s: must be 0 or more, got {self.grace_s}")
+        if self.gap_fill_max_h < 1:
+            found.append(
+                f"gap_fill_max_h: must be at least 1, got {self.gap_fill_max_h}"
+            )
+        if self.correction_horizon_h < 0:
+            found.append(
+                "correction_horizon_h: must be 0 or more, "
+                f"got {self.correction_horizon_h}"
+            )
         if self.trait_policy not in ("last", "first", "max"):
             found.append(
                 f"trait_policy: must be last, first or max, got {self.trait_policy!r}"
