@@ -2,18 +2,18 @@
 
 Starts its own Kafka broker (LocalKafka) and, in a child process so that it
 does not share this process's interpreter lock, the simulator with N generated
-servers (100,000 by default); then measures, in the same run and on the same
-data:
+servers (100,000 by default, all existing at the simulated now); then measures,
+alternating, in the same run and on the same data:
 
 - baseline: a plain paginated HTTP listing (requests, one token, following
   ``servers_links``; JSON parsed, nothing else done with the items);
 - sampler: one complete sampler run (openstacksdk session, mapping, Avro
   encoding, idempotent lz4 producer with acks=all, markers after every ack).
 
-It prints resources per second for both and the ratio sampler / baseline; the
-simulator's own serving cost is in both, so the ratio is the figure to watch.
-Absolute rates depend on the machine. Run:
-``.venv/bin/python benchmarks/sample_servers.py [--servers N] [--page-size N]``.
+It prints resources per second for each round and the ratio sampler / baseline
+of the best rates; the simulator's own serving cost is in both, so the ratio is
+the figure to watch. Absolute rates depend on the machine. Run:
+``.venv/bin/python benchmarks/sample_servers.py [--servers N] [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from stackmeter.config import Config, KafkaConfig, PlatformConfig, SamplerConfig
 from stackmeter.local_kafka import LocalKafka
 from stackmeter.producers import HttpClock, RunResult, Sampler
 from stackmeter.producers.collectors import COMPUTE_MICROVERSION
+from stackmeter.simulator import Simulator, generate_scenario
 
 CLOUD = "bench"
 START_TIMEOUT_S = 600.0
@@ -57,30 +59,28 @@ class SimulatorProcess:
 def simulator_process(
     servers: int, page_size: int, folder: Path
 ) -> Iterator[SimulatorProcess]:
-    """Start ``python -m stackmeter.simulator`` on a free port; stop it after."""
+    """Serve a generated cloud from a child process (this script with
+    ``--serve``) on a free port; stop it after."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     clouds_yaml = folder / "clouds.yaml"
     command = [
         sys.executable,
-        "-m",
-        "stackmeter.simulator",
-        "--generate",
-        f"servers={servers},routers=1,projects=50",
+        __file__,
+        "--serve",
+        str(clouds_yaml),
         "--port",
         str(port),
-        "--max-page-size",
+        "--servers",
+        str(servers),
+        "--page-size",
         str(page_size),
-        "--clouds-yaml",
-        str(clouds_yaml),
-        "--cloud",
-        CLOUD,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        # The simulator writes clouds.yaml once it is listening.
+        # The child writes clouds.yaml once it is listening.
         while not clouds_yaml.exists():
             if process.poll() is not None:
                 raise SystemExit(f"the simulator exited with {process.returncode}")
@@ -93,6 +93,21 @@ def simulator_process(
     finally:
         process.terminate()
         process.wait(30)
+
+
+async def serve(clouds_yaml: Path, port: int, servers: int, page_size: int) -> None:
+    """The child's part: every server exists for the whole run (no churn)."""
+    scenario = generate_scenario(servers=servers, routers=1, projects=50, churn=0)
+    simulator = Simulator(scenario, max_page_size=page_size)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await simulator.start("127.0.0.1", port)
+    written = simulator.write_clouds_yaml(clouds_yaml.with_suffix(".tmp"), CLOUD)
+    written.rename(clouds_yaml)
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
 
 
 def plain_listing(
@@ -190,8 +205,13 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    if args.serve:
+        asyncio.run(serve(args.serve, args.port, args.servers, args.page_size))
+        return
 
     with (
         tempfile.TemporaryDirectory() as folder,

@@ -79,7 +79,12 @@ class RunPlan:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """The outcome of one run; ``completed`` means its marker was published."""
+    """The outcome of one run; ``completed`` means its marker was published.
+
+    ``resources`` counts the items listed (and handed to Kafka), ``published``
+    those Kafka acknowledged, ``pages`` every API page read, a lookup listing's
+    included. ``error_kind`` is ``api`` or ``publish`` for a failed run.
+    """
 
     type_id: str
     platform_id: str
@@ -210,6 +215,7 @@ async def execute_run(
         # When stopped (cancelled) or on a bug, the listing thread must not
         # wait for a reader that is gone; it gives up after its current page.
         channel.close()
+        listing.add_done_callback(_retrieve)
     return RunResult(
         type_id=plan.name,
         platform_id=context.platform_id,
@@ -263,6 +269,13 @@ async def _settle(listing: asyncio.Future[None], delivery: Delivery) -> None:
             await waitable
         except (StackmeterError, _AbandonedError) as exc:
             logger.debug("after the run failed: %r", exc)
+
+
+def _retrieve(listing: asyncio.Future[None]) -> None:
+    """Mark a listing's outcome as seen: after a stop or a failure nobody
+    awaits it, and asyncio would log its error as never retrieved."""
+    if not listing.cancelled():
+        listing.exception()
 
 
 def _error_kind(error: BaseException) -> str:

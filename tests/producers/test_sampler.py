@@ -186,8 +186,8 @@ async def test_markers_reach_every_partition_after_the_runs_snapshots(
         second = await sampler.sample_all(RESOURCE_TYPE_IDS)
 
     assert all(result.completed for result in first + second)
-    # Six servers, two a page: Nova links a next page whenever a page is full,
-    # so the fourth page is the empty one that ends the listing.
+    # Six servers, two a page: after a full page the listing asks once more
+    # (with or without a next link), so the fourth page is the empty one.
     assert by_name(first)["nova.server"].pages == 4
     for run_one, run_two in zip(first, second, strict=True):
         messages = await read_topic(names.snapshots(run_one.type_id))
@@ -331,3 +331,25 @@ async def _markers_when(
             return markers
         await asyncio.sleep(0.1)
     raise AssertionError(f"fewer than {count} markers on {topic}")
+
+
+async def test_stopping_during_a_slow_listing_does_not_wait_for_it(
+    start_simulator: StartSimulator, sampler_config: BuildConfig
+) -> None:
+    scenario = every_type_scenario()
+    scenario.faults.append(
+        FaultSpec(service="compute", resource="servers", page=2, status=None, delay_s=3)
+    )
+    simulator = start_simulator(scenario)
+    config = sampler_config(simulator, page_size=2)
+    clock = PolledClock(simulator.clock.now)
+    task = asyncio.create_task(
+        sample_once(config, config.sampler.platforms[0], clock, types=["nova.server"])
+    )
+    await asyncio.sleep(1.0)
+
+    task.cancel()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert asyncio.get_running_loop().time() - started < 1.0
