@@ -5,6 +5,7 @@ failed listing leaves behind."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,7 @@ from stackmeter.producers import (
 )
 from stackmeter.producers.clock import to_millis
 from stackmeter.resources import RESOURCE_TYPE_IDS
-from stackmeter.simulator import FaultSpec, Scenario, Server, Simulator
+from stackmeter.simulator import FaultSpec, Router, Scenario, Server, Simulator
 from stackmeter.topics import TopicNames
 
 pytestmark = pytest.mark.kafka
@@ -353,3 +354,35 @@ async def test_stopping_during_a_slow_listing_does_not_wait_for_it(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_a_record_kafka_refuses_fails_the_run_without_a_marker(
+    start_simulator: StartSimulator,
+    sampler_config: BuildConfig,
+    read_topic: TopicReader,
+) -> None:
+    # Random text barely compresses: the record is over the broker's 1 MiB.
+    huge_name = secrets.token_hex(1_500_000)
+    scenario = every_type_scenario()
+    scenario.routers.append(Router(id="rtr-huge", name=huge_name, project_id="proj-a"))
+    simulator = start_simulator(scenario)
+    config = sampler_config(simulator)
+    labels = {"platform": PLATFORM_ID, "type": "neutron.router"}
+    before = REGISTRY.get_sample_value(
+        "stackmeter_sampler_publish_errors_total", labels
+    )
+
+    (result,) = await sample_once(
+        config,
+        config.sampler.platforms[0],
+        PolledClock(simulator.clock.now),
+        types=["neutron.router"],
+        projects=False,
+    )
+
+    assert not result.completed
+    assert result.error_kind == "publish"
+    after = REGISTRY.get_sample_value("stackmeter_sampler_publish_errors_total", labels)
+    assert (after or 0) == (before or 0) + 1
+    topic = TopicNames(config.kafka.topic_prefix).snapshots("neutron.router")
+    assert split(await read_topic(topic))[1] == []
