@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from stackmeter.codec import SchemaRegistry
 from stackmeter.errors import StackmeterError
@@ -117,6 +117,7 @@ class PageChannel:
 
     # Listing thread side.
     def put(self, page: list[Message]) -> None:
+        """Hand over a page; blocks while ``depth`` pages wait to be published."""
         while not self._slots.acquire(timeout=0.2):
             if self._closed.is_set():
                 raise _AbandonedError
@@ -140,7 +141,7 @@ class PageChannel:
         if item is _END:
             return None
         self._slots.release()
-        return item  # type: ignore[return-value]
+        return cast(list[Message], item)
 
     def close(self) -> None:
         self._closed.set()
