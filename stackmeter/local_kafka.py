@@ -332,7 +332,7 @@ class LocalKafka:
 
         _format_storage(java, jvm_options, classpath, config_path, workdir)
         command = [
-            *_die_with_parent_prefix(),
+            *die_with_parent_prefix(),
             java,
             *jvm_options,
             "-cp",
@@ -496,7 +496,7 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def _die_with_parent_prefix() -> list[str]:
+def die_with_parent_prefix() -> list[str]:
     """Return a command prefix that asks Linux to SIGKILL the child with its parent.
 
     This covers the parent dying without running ``atexit`` (SIGKILL, a crash).
