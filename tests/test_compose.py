@@ -15,6 +15,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -353,3 +354,34 @@ def test_git_ignores_the_files_that_hold_credentials() -> None:
     )
 
     assert ignored.stdout.split() == [".env", "clouds.yaml"]
+
+
+def test_the_image_build_context_holds_every_package_folder() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    allowed = {
+        line.removeprefix("!").rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    readme = pyproject["project"]["readme"]
+    # Stage folders sit at the top and are linked into stackmeter/.
+    folders = {
+        (REPO / package.replace(".", "/")).resolve().relative_to(REPO).parts[0]
+        for package in pyproject["tool"]["setuptools"]["packages"]
+    }
+
+    assert {"pyproject.toml", readme, "catalog", "deploy/stackmeter.yaml"} <= allowed
+    assert folders <= allowed, sorted(folders - allowed)
+
+
+def test_the_image_prepares_what_the_services_use(
+    services: dict[str, Service],
+) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    worker = service_config(services["worker"])
+    simulator_port = option(services["simulator"]["command"], "--port")
+
+    assert f"mkdir -p {worker.worker.data_dir}" in dockerfile
+    assert f"COPY deploy/stackmeter.yaml {CONFIG_TARGET}" in dockerfile
+    assert f"EXPOSE {worker.metrics.port} {simulator_port}" in dockerfile
+    assert 'ENTRYPOINT ["stackmeter"]' in dockerfile
