@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from stackmeter import __version__, local_kafka
+from stackmeter import up as stackmeter_up
 from stackmeter.cli import build_parser
 from stackmeter.config import ENV_PREFIX, Config, load_config
 from stackmeter.simulator.__main__ import _parser as simulator_parser
@@ -254,6 +255,17 @@ def test_samplers_sample_a_cloud_their_clouds_yaml_and_config_name(
 
         assert cloud in clouds, name
         assert cloud in {platform.cloud for platform in platforms}, name
+
+
+def test_the_demo_samples_the_platform_stackmeter_up_samples(
+    services: dict[str, Service],
+) -> None:
+    (platform,) = service_config(services["demo-sampler"]).sampler.platforms
+
+    assert (platform.cloud, platform.platform_id) == (
+        stackmeter_up.DEMO_CLOUD,
+        stackmeter_up.DEMO_PLATFORM,
+    )
 
 
 def test_the_real_clouds_yaml_is_the_users_file_never_created(
