@@ -1,13 +1,15 @@
 """The sink: usage, rated usage, projects and run markers from Kafka into ClickHouse.
 
-One aiokafka consumer in one group reads every topic; each topic fills its own
-batch, inserted when it reaches ``batch_rows`` or ``batch_s``. Offsets are
-committed per partition only after the batch's insert returned, so a crash
-re-reads at most the batches that were not yet committed, and those land on
-ReplacingMergeTree keys (and usually on the same deduplication token) without
-changing any sum. While ClickHouse is down the sealed batch is retried with
-back-off and the topic's partitions are paused once the next batch is full:
-nothing is skipped and memory stays bounded.
+One aiokafka consumer in one group reads every topic. Each topic fills its own
+batch, stored by a task of its own when it reaches ``batch_rows`` or
+``batch_s``, so the next batch is decoded while the previous one is inserted.
+Offsets are committed per partition only after the batch's insert returned: a
+crash re-reads at most the batches not yet committed, and their rows replace
+themselves on ReplacingMergeTree keys without changing any sum. A batch retried
+after a failed attempt carries the same deduplication token and is stored
+once. While ClickHouse is down the batch is retried with back-off and the
+topic's partitions are paused once the next batch is full: nothing is skipped
+and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class Sink:
         self._clock = clock
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sink-storage")
         self._consumer: Any = None
+        self._storers: dict[str, asyncio.Task[None]] = {}
         self._producer: Any = None
         self.counters = SinkCounters()
 
@@ -164,6 +167,7 @@ class Sink:
                     await self._step()
                 await self._drain()
             finally:
+                await self._cancel_storers()
                 await self._stop_kafka()
         finally:
             if self._owns_storage and self._storage is not None:
@@ -283,16 +287,10 @@ class Sink:
         """
         deadline = self._clock() + _DRAIN_TIMEOUT_S
         while self._clock() < deadline:
-            pending = False
-            for pipeline in self._pipelines.values():
-                pipeline.seal_if_due(self._clock(), 0, 0.0)
-                if pipeline.sealed is None:
-                    continue
-                pending = True
-                if pipeline.ready(self._clock()):
-                    await self._store(pipeline)
-            if not pending:
+            self._check_storers()
+            if not self._storers and self.idle:
                 return
+            self._start_storers(self._clock(), force=True)
             await asyncio.sleep(0.05)
         left = sum(
             p.open.size + (p.sealed.size if p.sealed else 0)
@@ -303,6 +301,14 @@ class Sink:
             "at the next start",
             left,
         )
+
+    async def _cancel_storers(self) -> None:
+        storers, self._storers = list(self._storers.values()), {}
+        for task in storers:
+            task.cancel()
+        # A cancelled insert may still finish in its thread; its offsets are
+        # never committed, so the rows are read and replaced again.
+        await asyncio.gather(*storers, return_exceptions=True)
 
     # -- the loop -----------------------------------------------------------------
 
@@ -316,22 +322,59 @@ class Sink:
             pipeline = self._pipelines[tp.topic]
             for message in messages:
                 self._accept(pipeline, message, now)
-        for pipeline in self._pipelines.values():
-            pipeline.seal_if_due(now, self._settings.batch_rows, self._settings.batch_s)
-            if pipeline.ready(self._clock()):
-                await self._store(pipeline)
+        self._check_storers()
+        self._start_storers(now)
         self._hold_back()
 
     def _poll_timeout_s(self) -> float:
-        """Until the earliest batch is due or retry is allowed, at most 0.2 s."""
+        """Until the earliest batch is due or may be retried, at most 0.2 s."""
         now = self._clock()
         wait = _POLL_MAX_S
         for pipeline in self._pipelines.values():
+            if pipeline.topic in self._storers:
+                continue
             if pipeline.sealed is not None:
                 wait = min(wait, pipeline.retry_at - now)
             elif pipeline.open.opened_at is not None:
                 wait = min(wait, pipeline.open.opened_at + self._settings.batch_s - now)
         return max(wait, 0.0)
+
+    def _start_storers(self, now: float, *, force: bool = False) -> None:
+        """Start storing every topic whose batch is due and not being stored.
+
+        Storing runs beside reading: while one batch is inserted, the next
+        is decoded. ``force`` seals whatever was read, for a stop.
+        """
+        rows = 0 if force else self._settings.batch_rows
+        batch_s = 0.0 if force else self._settings.batch_s
+        for pipeline in self._pipelines.values():
+            if pipeline.topic in self._storers:
+                continue
+            pipeline.seal_if_due(now, rows, batch_s)
+            if pipeline.ready(now):
+                self._storers[pipeline.topic] = asyncio.create_task(
+                    self._store_while_due(pipeline, rows, batch_s),
+                    name=f"sink-store-{pipeline.topic}",
+                )
+
+    def _check_storers(self) -> None:
+        """Forget finished storers; re-raise what stopped one for good."""
+        for topic, task in list(self._storers.items()):
+            if task.done():
+                del self._storers[topic]
+                task.result()
+
+    async def _store_while_due(
+        self, pipeline: TopicPipeline, batch_rows: int, batch_s: float
+    ) -> None:
+        while pipeline.ready(self._clock()):
+            if not await self._store(pipeline):
+                return
+            pipeline.seal_if_due(self._clock(), batch_rows, batch_s)
+            # Resume now rather than at the next poll: reading and decoding
+            # must go on while the batch just sealed is inserted.
+            if self._consumer is not None:
+                self._hold_back()
 
     def _accept(self, pipeline: TopicPipeline, message: Any, now: float) -> None:
         self.counters.messages_read += 1
@@ -357,11 +400,14 @@ class Sink:
         else:
             pipeline.open.add_row(partition, offset, row, now)
 
-    async def _store(self, pipeline: TopicPipeline) -> None:
-        """Dead letters, then the insert, then the commit; back off on failure."""
+    async def _store(self, pipeline: TopicPipeline) -> bool:
+        """Dead letters, then the insert, then the commit; back off on failure.
+
+        Returns whether the sealed batch is stored.
+        """
         batch = pipeline.sealed
         if batch is None:
-            return
+            return True
         table = batch.table.name
         try:
             await self._send_dead_letters(batch)
@@ -394,7 +440,7 @@ class Sink:
                 delay,
                 exc,
             )
-            return
+            return False
         await self._commit(batch)
         pipeline.stored()
         self.counters.batches_stored += 1
@@ -409,6 +455,7 @@ class Sink:
             stored,
             batch.ranges(),
         )
+        return True
 
     def _insert(
         self,
