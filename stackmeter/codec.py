@@ -83,7 +83,7 @@ class SchemaRegistry:
         writer = _Writer(
             name=name,
             fingerprint=schema_fingerprint(schema),
-            parsed=parse_schema(dict(schema), _write_hint=False),
+            parsed=parse_schema(dict(schema)),
         )
         self._by_fingerprint[writer.fingerprint] = writer
         if current:
