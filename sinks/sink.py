@@ -86,6 +86,7 @@ class SinkCounters:
     batches_stored: int = 0
     insert_failures: int = 0
     commit_failures: int = 0
+    assigned_partitions: int = 0
     paused_partitions: int = 0
     last_error: str | None = None
 
@@ -569,6 +570,7 @@ class Sink:
 
     def _on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         partitions = sorted((tp.topic, tp.partition) for tp in assigned)
+        self.counters.assigned_partitions = len(partitions)
         logger.info("partitions assigned count=%d", len(partitions))
         logger.debug("assigned partitions=%s", partitions)
         # A new assignment starts unpaused; pause again what must wait.

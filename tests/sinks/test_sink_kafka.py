@@ -512,3 +512,40 @@ async def test_a_clickhouse_outage_is_ridden_out(
 
     assert sink.counters.paused_partitions == 0
     assert_exact(clickhouse, data)
+
+
+async def test_two_sinks_in_one_group_share_the_partitions_exactly(
+    config: Config, clickhouse: ClickHouse
+) -> None:
+    data = Dataset.build()
+    messages = data.messages()
+    half = len(messages) // 2
+    config.sink.batch_rows = 20
+    first, second = (Sink(config, storage=clickhouse.storage) for _ in range(2))
+    stop = asyncio.Event()
+    await produce(config, messages[:half])
+    first_task = asyncio.create_task(first.run(stop))
+    second_task: asyncio.Task[Any] | None = None
+    try:
+        await wait_until(lambda: first.counters.total_rows > 0, first_task, "rows")
+        # A second member joins: a rebalance hands it part of the partitions.
+        second_task = asyncio.create_task(second.run(stop))
+        await wait_until(
+            lambda: second.counters.assigned_partitions > 0,
+            second_task,
+            "partitions for the second sink",
+        )
+        await produce(config, messages[half:])
+        deadline = time.monotonic() + WAIT_S
+        while await committed(config) < len(messages):
+            for task in (first_task, second_task):
+                if task.done():
+                    task.result()
+            assert time.monotonic() < deadline, "timed out waiting for commits"
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.gather(first_task, *([second_task] if second_task else []))
+
+    assert second.counters.messages_read > 0
+    assert_exact(clickhouse, data)

@@ -306,3 +306,25 @@ def test_report_command_prints_a_table_and_csv(
     code = cli.main(["--config", str(config), "report", "--month", "November"])
     assert code == 2
     assert "expected a month as YYYY-MM" in capsys.readouterr().err
+
+
+def test_sink_migrate_command_applies_then_reports_up_to_date(
+    clickhouse: ClickHouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "stackmeter.yaml"
+    config.write_text(
+        f"sink:\n  clickhouse: '{clickhouse.target}'\n"
+        f"  database: {clickhouse.database}\n"
+        "sampler:\n  interval_s: 600\n"
+    )
+
+    assert cli.main(["--config", str(config), "sink", "migrate"]) == 0
+    assert "applied migrations 1, 2, 3" in capsys.readouterr().out
+    assert cli.main(["--config", str(config), "sink", "migrate"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+
+    expected = scalar(
+        clickhouse,
+        "SELECT any(runs_expected_per_hour) FROM {db}.metering_expectations FINAL",
+    )
+    assert expected == 6
