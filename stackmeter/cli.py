@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "stackmeter.producers.command",
     "stackmeter.sinks.command",
+    "stackmeter.streams.catalog_command",
     "stackmeter.up",
 )
 
