@@ -14,7 +14,7 @@ one product with the same scope must not be valid at the same instant.
 Loading reports every problem at once (file, rule id, reason), never only the
 first. YAML is read without float, bool or timestamp resolution, so a price
 written ``0.1`` reaches Decimal as the text ``"0.1"`` and never as a float.
-The format is described in ``docs/catalog.md`` and by the JSON Schema of
+The format is described in ``catalog/README.md`` and by the JSON Schema of
 ``stackmeter.streams.catalog_schema``.
 """
 

@@ -20,7 +20,7 @@ from stackmeter.streams.catalog_preview import preview_catalog, render_csv, rend
 from stackmeter.streams.catalog_schema import schema_text
 
 _DESCRIPTION = """\
-Work with product catalogs (YAML, see docs/catalog.md): check them the way
+Work with product catalogs (YAML, see catalog/README.md): check them the way
 the worker does at start, print the JSON Schema editors can validate against,
 or preview what a candidate catalog would charge for usage already stored.
 """

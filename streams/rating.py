@@ -18,9 +18,11 @@ unit_price, 9)`` holds for every stored record.
 A record no product matches, or whose matched product cannot be computed (a
 null trait, division by zero), yields one unrated record with the reason, so
 nothing is dropped. Rated records are upserts keyed by ``charge_id``: a later
-usage revision replaces the charges it produces again, but a charge that an
+usage revision replaces the charges it produces again. A charge that an
 earlier revision produced and the later one no longer does (the server was
-stopped late in the hour) is not withdrawn; the sink keeps it.
+stopped late in the hour) is not withdrawn here; readers count only the
+charges of a usage record's newest revision (the sink's ``charges_current``
+view does), which leaves it out.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -197,6 +198,8 @@ def test_rated_records_follow_the_schema(example: Catalog) -> None:
 
 
 def test_charge_ids_are_deterministic_and_distinct() -> None:
+    # As the RatedUsage schema documents it.
+    assert charge_id("u-1", "p") == hashlib.sha256(b"u-1\np").hexdigest()[:32]
     assert charge_id("u-1", "server.vcpu") == charge_id("u-1", "server.vcpu")
     assert len(charge_id("u-1", "server.vcpu")) == 32
     assert (
