@@ -198,5 +198,15 @@ class TopicPipeline:
         return self.sealed is None and self.open.empty
 
     def holds_back(self, batch_rows: int) -> bool:
-        """Stop reading: a batch is waiting to be stored and the next one is full."""
-        return self.sealed is not None and self.open.size >= batch_rows
+        """Stop reading this topic until the sealed batch is stored.
+
+        While the sealed batch is being inserted normally, reading goes on
+        until a second batch is full (pausing costs a fetch round trip on
+        resume). Once an attempt has failed, reading stops as soon as one
+        batch is full, so an outage holds at most two batches in memory.
+        """
+        if self.sealed is None:
+            return False
+        if self.failed_attempts:
+            return self.open.size >= batch_rows
+        return self.open.size >= 2 * batch_rows

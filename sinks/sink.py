@@ -51,8 +51,11 @@ T = TypeVar("T")
 
 DEAD_LETTER_SCHEMA = "stackmeter.DeadLetter"
 
-# Longest wait for new messages before batches are checked again.
+# Longest wait for new messages before batches are checked again; shorter
+# while partitions are paused, since a paused partition is resumed only at a
+# poll and waits for the fetch that follows.
 _POLL_MAX_S = 0.2
+_POLL_PAUSED_S = 0.01
 # How long a graceful stop keeps trying to store what was read.
 _DRAIN_TIMEOUT_S = 10.0
 
@@ -261,6 +264,9 @@ class Sink:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self._settings.batch_rows,
+            # Partitions with nothing new would otherwise hold each fetch
+            # for 500 ms, delaying the partitions resumed meanwhile.
+            fetch_max_wait_ms=100,
         )
         await self._producer.start()
         try:
@@ -330,7 +336,7 @@ class Sink:
     def _poll_timeout_s(self) -> float:
         """Until the earliest batch is due or may be retried, at most 0.2 s."""
         now = self._clock()
-        wait = _POLL_MAX_S
+        wait = _POLL_PAUSED_S if self.counters.paused_partitions else _POLL_MAX_S
         for pipeline in self._pipelines.values():
             if pipeline.topic in self._storers:
                 continue

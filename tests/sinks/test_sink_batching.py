@@ -116,12 +116,14 @@ def test_pipeline_seals_one_batch_at_a_time_and_holds_back_when_full() -> None:
 
     for offset in range(4, 8):
         pipeline.open.add_row(0, offset, (offset,), now=0.1)
-    # The sealed batch is not stored yet: the next one waits, full.
+    # The sealed batch is not stored yet: the next one waits, full, and
+    # reading goes on while the insert is merely under way.
     assert not pipeline.seal_if_due(0.2, batch_rows=4, batch_s=5.0)
-    assert pipeline.holds_back(batch_rows=4)
+    assert not pipeline.holds_back(batch_rows=4)
 
     pipeline.failed(now=1.0, delay_s=2.0)
     assert pipeline.failed_attempts == 1
+    assert pipeline.holds_back(batch_rows=4)  # ClickHouse is in trouble
     assert not pipeline.ready(2.9)
     assert pipeline.ready(3.0)
     assert pipeline.sealed is sealed  # a retry sends the very same batch
@@ -131,6 +133,17 @@ def test_pipeline_seals_one_batch_at_a_time_and_holds_back_when_full() -> None:
     assert pipeline.seal_if_due(3.0, batch_rows=4, batch_s=5.0)
     assert pipeline.sealed is not None
     assert pipeline.sealed.offsets_to_commit() == {0: 8}
+
+
+def test_reading_stops_at_two_full_batches_even_without_failures() -> None:
+    pipeline = TopicPipeline("t", RATED_USAGE)
+    pipeline.open.add_row(0, 0, (0,), now=0.0)
+    assert pipeline.seal_if_due(0.0, batch_rows=1, batch_s=5.0)
+
+    pipeline.open.add_row(0, 1, (1,), now=0.0)
+    assert not pipeline.holds_back(batch_rows=1)
+    pipeline.open.add_row(0, 2, (2,), now=0.0)
+    assert pipeline.holds_back(batch_rows=1)
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
