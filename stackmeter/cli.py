@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stackmeter.producers.command",
     "stackmeter.sinks.command",
     "stackmeter.streams.catalog_command",
+    "stackmeter.streams.command",
     "stackmeter.up",
 )
 

@@ -126,6 +126,8 @@ class WorkerConfig:
     correction_horizon_h: int = 6
     # Run the rating stage in the same worker process.
     rating: bool = True
+    # How soon the consumer group notices a worker that died.
+    session_timeout_s: float = 30.0
 
     def problems(self) -> list[str]:
         found = []
@@ -134,6 +136,10 @@ class WorkerConfig:
         if self.gap_fill_max_h < 1:
             found.append(
                 f"gap_fill_max_h: must be at least 1, got {self.gap_fill_max_h}"
+            )
+        if self.session_timeout_s < 1:
+            found.append(
+                f"session_timeout_s: must be at least 1, got {self.session_timeout_s}"
             )
         if self.correction_horizon_h < 0:
             found.append(
