@@ -141,17 +141,22 @@ class HourlyUsageStage:
         aiokafka's ``seek_to_committed`` skips partitions whose committed
         offset is 0 or absent. Records dropped there would stay behind the
         position and never be processed; this seeks those partitions to the
-        start explicitly.
+        start explicitly. It covers every source topic of the app, the rating
+        stage's too; changelog partitions are Faust's recovery's business.
         """
         consumer: Any = self._app.consumer
         if getattr(consumer, "_stackmeter_rewinds", False):
             return
         seek_to_committed = consumer.seek_to_committed
-        topics = set(self._types)
+        changelogs = self._app.tables.changelog_topics
 
         async def seek_including_log_start() -> Mapping[Any, int | None]:
             committed: Mapping[Any, int | None] = await seek_to_committed()
-            missed = [tp for tp, o in committed.items() if tp.topic in topics and not o]
+            missed = [
+                tp
+                for tp, o in committed.items()
+                if tp.topic not in changelogs and not o
+            ]
             if missed:
                 starts = await consumer.earliest_offsets(*missed)
                 for tp in missed:
