@@ -83,6 +83,9 @@ def app_settings(config: Config) -> dict[str, Any]:
         "processing_guarantee": "at_least_once",
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        # No warm copies of other workers' partitions: a reassigned
+        # partition restores from its changelog, which compaction keeps
+        # about as large as the live resources.
         "table_standby_replicas": 0,
         "broker_session_timeout": worker.session_timeout_s,
         "broker_heartbeat_interval": worker.session_timeout_s / 10,

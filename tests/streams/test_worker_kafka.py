@@ -27,6 +27,7 @@ from meter_support import (
     sighting,
 )
 from worker_support import (
+    Outgoing,
     Pipeline,
     UsageLog,
     WorkerProcess,
@@ -34,13 +35,16 @@ from worker_support import (
     encode_events,
     produce,
     read_changelog_clocks,
+    read_records,
     read_usage,
     reference_usage,
     stable_partition,
     wait_for_group,
 )
 
+from stackmeter.codec import default_registry
 from stackmeter.streams.existence import MeterSettings
+from stackmeter.streams.hours import to_datetime
 
 pytestmark = pytest.mark.kafka
 
@@ -240,6 +244,50 @@ def test_empty_partition_still_closes_its_hours(
         1: at("12:10"),
         2: at("12:10"),
     }
+
+
+def test_bad_messages_go_to_the_dead_letter_topic_and_billing_goes_on(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    pipeline = make_pipeline()
+    topic = pipeline.names.snapshots(SERVER)
+    wrong_marker = default_registry().encode(
+        "stackmeter.RunMarker",
+        {
+            "run_id": "other-run",
+            "platform_id": PLATFORM,
+            "resource_type": "cinder.volume",
+            "sampled_at": to_datetime(at("10:02")),
+            "resource_count": 0,
+        },
+    )
+    events = encode_events(
+        events_of(every_5_min("10:00", "11:10", ["r"])),
+        pipeline.names,
+        pipeline.partitions,
+        lambda _: 0,
+    )
+    produce(
+        pipeline.bootstrap,
+        [
+            Outgoing(topic, 0, b"junk", b"not avro at all"),
+            *events,
+            Outgoing(topic, 1, b"other-run", wrong_marker),
+        ],
+    )
+
+    with running_worker(pipeline):
+        log = usage_until(pipeline, 1)
+        letters = read_records(pipeline.bootstrap, pipeline.names.dead_letter, 2)
+
+    assert summary(log) == {("r", "10"): (12, 12, False, 1)}
+    by_partition = {letter["source_partition"]: letter for letter in letters}
+    assert len(letters) == 2
+    assert by_partition[0]["value"] == b"not avro at all"
+    assert by_partition[0]["source_offset"] == 0
+    assert "not Avro single-object encoding" in by_partition[0]["reason"]
+    assert "run marker for 'cinder.volume'" in by_partition[1]["reason"]
+    assert {letter["stage"] for letter in letters} == {"worker"}
 
 
 def outage_scenario() -> list[Run]:

@@ -370,3 +370,31 @@ def read_changelog_clocks(
             await consumer.stop()
 
     return asyncio.run(consume())
+
+
+def read_records(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+) -> list[dict[str, Any]]:
+    """The first ``count`` records of a topic, decoded."""
+
+    async def consume() -> list[dict[str, Any]]:
+        registry = default_registry()
+        found: list[dict[str, Any]] = []
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(found) < count and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    found.extend(registry.decode(m.value).record for m in messages)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(consume())
