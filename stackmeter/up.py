@@ -29,11 +29,16 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorNotAvailableError,
+    GroupCoordinatorNotAvailableError,
+)
 
 from stackmeter.codec import default_registry
 from stackmeter.config import Config, load_config
 from stackmeter.errors import StackmeterError
 from stackmeter.local_kafka import LocalKafka, die_with_parent_prefix
+from stackmeter.logs import FORMAT
 from stackmeter.producers.clock import PolledClock
 from stackmeter.producers.sampler import Sampler, run_names
 from stackmeter.sinks.report import monthly_report, render_table
@@ -197,16 +202,23 @@ class Watcher:
         )
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._registry = default_registry()
+        self._started = False
 
     async def start(self) -> None:
         await self._consumer.start()
         await self._admin.start()
+        self._started = True
 
     async def stop(self) -> None:
-        await self._consumer.stop()
-        await self._admin.close()
+        if self._started:
+            await self._consumer.stop()
+            await self._admin.close()
 
     async def poll(self) -> None:
+        # Started at the first poll, after the first runs have published:
+        # by then every topic has a leader, so the first fetch does not fail.
+        if not self._started:
+            await self.start()
         batches = await self._consumer.getmany(timeout_ms=200)
         for messages in batches.values():
             for message in messages:
@@ -219,25 +231,34 @@ class Watcher:
             self._config.sink.group_id, [self._names.usage, self._names.rated_usage]
         )
 
-    async def lag(self, group_id: str, topics: list[str]) -> int:
-        """Messages of those topics the group has not committed yet."""
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in self._consumer.partitions_for_topic(topic) or ()
-        ]
-        if not partitions:
-            return 0
-        ends = await self._consumer.end_offsets(partitions)
-        committed = await self._admin.list_consumer_group_offsets(group_id)
+    async def lag(self, group_id: str, topics: list[str]) -> int | None:
+        """Messages of those topics the group has not committed yet; None while
+        the group's coordinator is not known yet."""
+        # up creates every topic with kafka.partitions partitions.
+        count = self._config.kafka.partitions
+        partitions = [TopicPartition(t, p) for t in topics for p in range(count)]
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(partitions)
+        committed = await self._group_offsets(group_id)
+        if committed is None:
+            return None
         return sum(
             ends[tp] - (committed[tp].offset if tp in committed else 0)
             for tp in partitions
         )
 
     async def _committed(self, group_id: str, topics: list[str]) -> int:
-        committed = await self._admin.list_consumer_group_offsets(group_id)
+        committed = await self._group_offsets(group_id) or {}
         return sum(meta.offset for tp, meta in committed.items() if tp.topic in topics)
+
+    async def _group_offsets(self, group_id: str) -> dict[TopicPartition, Any] | None:
+        # Until a group first commits, the broker may not know its coordinator.
+        try:
+            offsets: dict[
+                TopicPartition, Any
+            ] = await self._admin.list_consumer_group_offsets(group_id)
+        except (GroupCoordinatorNotAvailableError, CoordinatorNotAvailableError):
+            return None
+        return offsets
 
 
 async def run_demo(
@@ -254,7 +275,11 @@ async def run_demo(
 
     options.workdir.mkdir(parents=True, exist_ok=True)
     scenario = load_scenario(options.scenario or DEMO_SCENARIO)
-    with LocalKafka() as kafka, run_simulator(scenario, max_page_size=50) as sim:
+    with (
+        _log_to_file("stackmeter.producers", options.workdir / "sampler.log"),
+        LocalKafka() as kafka,
+        run_simulator(scenario, max_page_size=50) as sim,
+    ):
         sim.clock.set(scenario.start)
         clouds = options.workdir / "clouds.yaml"
         sim.write_clouds_yaml(clouds, cloud=DEMO_CLOUD)
@@ -292,7 +317,6 @@ class _DemoRun:
         start = self.sim.clock.now()
         end = start + timedelta(hours=self.options.hours)
         watcher = Watcher(self.config, self.progress)
-        await watcher.start()
         try:
             await self._sample(start, end, watcher)
             await self._settle(start, watcher)
@@ -347,6 +371,23 @@ class _DemoRun:
                 quiet_polls + 1 if closed and rating_lag == sink_lag == 0 else 0
             )
         logger.info("settled: %s", self.progress.line())
+
+
+@contextlib.contextmanager
+def _log_to_file(logger_name: str, path: Path) -> Iterator[None]:
+    """Send one logger's records to a file instead of the terminal: the
+    sampler's line per run would drown the status line."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    target = logging.getLogger(logger_name)
+    target.addHandler(handler)
+    target.propagate = False
+    try:
+        yield
+    finally:
+        target.removeHandler(handler)
+        target.propagate = True
+        handler.close()
 
 
 @contextlib.contextmanager
