@@ -161,7 +161,6 @@ class RatingConfig:
 
     catalog: str = "catalog/example.yaml"
     reload_s: float = 10.0
-    app_id: str = "stackmeter-rating"
 
     def problems(self) -> list[str]:
         found = []
