@@ -36,7 +36,7 @@ from aiokafka.errors import (
 
 from stackmeter.codec import default_registry
 from stackmeter.config import Config, load_config
-from stackmeter.errors import StackmeterError
+from stackmeter.errors import ConfigError, StackmeterError
 from stackmeter.local_kafka import LocalKafka, die_with_parent_prefix
 from stackmeter.logs import FORMAT
 from stackmeter.producers.clock import PolledClock
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 DEMO_CLOUD = "stackmeter-demo"
 DEMO_PLATFORM = "openstack.demo"
+CONFIG_NAME = "stackmeter.yaml"
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "example.yaml"
 
 
@@ -122,7 +123,7 @@ def write_demo_config(options: DemoOptions, bootstrap: str, clouds: Path) -> Pat
             "expected_runs_per_hour": 3600 // options.interval_s,
         },
     }
-    path = options.workdir / "stackmeter.yaml"
+    path = options.workdir / CONFIG_NAME
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path
 
@@ -423,7 +424,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=Path("var/demo"),
         help="folder for logs, worker state and ClickHouse data (default: var/demo;"
-        " emptied first)",
+        " emptied first if it holds an earlier demo)",
     )
     parser.add_argument(
         "--catalog",
@@ -445,8 +446,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    if args.workdir.exists():
-        shutil.rmtree(args.workdir)
+    _empty_workdir(args.workdir)
     options = DemoOptions(
         workdir=args.workdir.resolve(),
         catalog=args.catalog.resolve(),
@@ -458,6 +458,19 @@ def _run_up(args: argparse.Namespace) -> int:
     print(render_demo_report(result))
     print(f"data, logs and config are in {options.workdir}")
     return 0
+
+
+def _empty_workdir(workdir: Path) -> None:
+    """Remove an earlier demo's folder; refuse any other non-empty folder, so a
+    mistyped ``--workdir`` never deletes someone's files."""
+    if not workdir.exists():
+        return
+    if any(workdir.iterdir()) and not (workdir / CONFIG_NAME).is_file():
+        raise ConfigError(
+            f"--workdir {workdir}: not empty and not an earlier demo's folder "
+            f"(no {CONFIG_NAME} in it); choose another folder"
+        )
+    shutil.rmtree(workdir)
 
 
 def render_demo_report(result: DemoResult) -> str:

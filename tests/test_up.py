@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.kafka
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -34,6 +32,7 @@ def _wait_for(path: Path, pattern: str, timeout_s: float) -> re.Match[str]:
     raise AssertionError(f"{pattern!r} not in {path} after {timeout_s} s")
 
 
+@pytest.mark.kafka
 @pytest.mark.parametrize(
     ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGKILL, -9)]
 )
@@ -68,3 +67,17 @@ def test_stopping_up_stops_every_process_it_started(
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+def test_a_foreign_workdir_is_never_emptied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stackmeter.cli import main  # noqa: PLC0415
+
+    (tmp_path / "precious.txt").write_text("keep me")
+
+    code = main(["up", "--workdir", str(tmp_path)])
+
+    assert code == 2
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert "not an earlier demo's folder" in capsys.readouterr().err
