@@ -12,6 +12,7 @@ from typing import Any
 from stackmeter.config import Config, PlatformConfig, load_config
 from stackmeter.errors import ConfigError
 from stackmeter.metrics import serve_metrics
+from stackmeter.producers.clock import Clock, HttpClock
 from stackmeter.producers.clouds import check_platforms
 from stackmeter.producers.runs import RunResult
 from stackmeter.producers.sampler import run_sampler, sample_once
@@ -58,6 +59,13 @@ def register(subparsers: Any) -> None:
         help=f"resource types to sample (default: sampler.types); one or more "
         f"of {', '.join(RESOURCE_TYPE_IDS)}",
     )
+    parser.add_argument(
+        "--clock-url",
+        metavar="URL",
+        help="take run instants and the interval from the OpenStack simulator's "
+        "clock at URL (its GET URL/_sim/clock) instead of the wall clock: for "
+        "demos and tests on an accelerated simulated cloud, never for a real one",
+    )
     parser.set_defaults(run=run_sample)
 
 
@@ -68,14 +76,28 @@ def run_sample(args: argparse.Namespace) -> int:
         config.sampler.types = list(args.types)
     platforms = _platforms(config, args.cloud)
     _validate(config, platforms)
+    clock = _simulator_clock(args.clock_url) if args.clock_url else None
     serve_metrics(config.metrics)
     if args.once:
-        results = asyncio.run(_sample_once(config, platforms))
+        results = asyncio.run(_sample_once(config, platforms, clock))
         failed = [result for result in results if not result.completed]
         logger.info("sampled once runs=%d failed=%d", len(results), len(failed))
         return 1 if failed else 0
-    asyncio.run(_run_until_signalled(config, platforms))
+    asyncio.run(_run_until_signalled(config, platforms, clock))
     return 0
+
+
+def _simulator_clock(url: str) -> Clock:
+    """The simulator's clock, read once now so a wrong URL fails at start."""
+    clock = HttpClock(url)
+    try:
+        now = clock.now()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"--clock-url {url}: cannot read the simulator's clock: {exc}"
+        ) from exc
+    logger.info("runs follow the simulator's clock url=%s now=%s", url, now)
+    return clock
 
 
 def _platforms(config: Config, cloud: str | None) -> list[PlatformConfig]:
@@ -108,15 +130,17 @@ def _validate(config: Config, platforms: list[PlatformConfig]) -> None:
 
 
 async def _sample_once(
-    config: Config, platforms: list[PlatformConfig]
+    config: Config, platforms: list[PlatformConfig], clock: Clock | None
 ) -> list[RunResult]:
     per_platform = await asyncio.gather(
-        *(sample_once(config, platform) for platform in platforms)
+        *(sample_once(config, platform, clock) for platform in platforms)
     )
     return [result for results in per_platform for result in results]
 
 
-async def _run_until_signalled(config: Config, platforms: list[PlatformConfig]) -> None:
+async def _run_until_signalled(
+    config: Config, platforms: list[PlatformConfig], clock: Clock | None
+) -> None:
     """Sample until the first SIGINT/SIGTERM lets runs in progress finish; a
     second one cancels them."""
     stop = asyncio.Event()
@@ -135,7 +159,7 @@ async def _run_until_signalled(config: Config, platforms: list[PlatformConfig]) 
         loop.add_signal_handler(signum, on_signal)
     try:
         await asyncio.gather(
-            *(run_sampler(config, platform, None, stop) for platform in platforms)
+            *(run_sampler(config, platform, clock, stop) for platform in platforms)
         )
     except asyncio.CancelledError:
         logger.info("sampling cancelled")

@@ -3,13 +3,15 @@ each, and ``--once`` samples the simulator into the real local Kafka broker."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from sampling_support import every_type_scenario
+from sampling_support import TopicReader, every_type_scenario
 
 from stackmeter.cli import main
 from stackmeter.simulator import DEFAULT_CLOUD, Scenario, Simulator
@@ -115,3 +117,70 @@ def test_once_samples_every_type_and_logs_a_line_per_run(
     assert f"platform=openstack.{DEFAULT_CLOUD}" in servers
     assert "resources=6 pages=1 seconds=" in servers
     assert servers.endswith("published=6")
+
+
+def test_clock_url_stamps_runs_with_the_simulators_time(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    start_simulator: Callable[[Scenario], Simulator],
+    read_topic: TopicReader,
+) -> None:
+    simulator = start_simulator(every_type_scenario())
+    simulated = datetime(2026, 11, 2, 11, 35, tzinfo=UTC)
+    simulator.clock.set(simulated)
+    clouds = simulator.write_clouds_yaml(tmp_path / "clouds.yaml")
+    config = write_config(
+        tmp_path / "clock.yaml", {"clouds_yaml": str(clouds)}, kafka=kafka_bootstrap
+    )
+
+    code = main(
+        [
+            "--config",
+            str(config),
+            "sample",
+            "--cloud",
+            DEFAULT_CLOUD,
+            "--once",
+            "--types",
+            "nova.server",
+            "--clock-url",
+            simulator.base_url,
+        ]
+    )
+
+    assert code == 0
+    messages = asyncio.run(read_topic("clock.snapshot.nova.server"))
+    markers = [m for m in messages if m.schema_name == "stackmeter.RunMarker"]
+    snapshots = [m for m in messages if m.schema_name == "stackmeter.snapshot.Server"]
+    assert markers
+    assert snapshots
+    assert {m.record["sampled_at"] for m in markers} == {simulated}
+    assert {m.record["envelope"]["sampled_at"] for m in snapshots} == {simulated}
+
+
+def test_an_unreachable_clock_url_fails_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = {"auth_url": "http://127.0.0.1:9/v3", "username": "u", "password": "p"}
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        yaml.safe_dump(
+            {"clouds": {"alpha": {"region_name": "RegionOne", "auth": auth}}}
+        )
+    )
+    config = write_config(tmp_path / "config.yaml", {"clouds_yaml": str(clouds)})
+
+    code = main(
+        [
+            "--config",
+            str(config),
+            "sample",
+            "--cloud",
+            "alpha",
+            "--clock-url",
+            "http://127.0.0.1:9/",
+        ]
+    )
+
+    assert code == 2
+    assert "--clock-url http://127.0.0.1:9/: cannot read" in capsys.readouterr().err
