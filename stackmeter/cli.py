@@ -34,7 +34,9 @@ stackmeter meters OpenStack usage per hour for billing.
 The pipeline: `sample` lists every billable resource through the OpenStack
 APIs and publishes Avro snapshots to Kafka; `worker` turns them into hourly
 usage with an existence check and prices it with the product catalog; `sink`
-stores usage in ClickHouse; `report` prints a month's costs.
+stores usage in ClickHouse; `report` prints a month's costs. `catalog` checks
+and previews a product catalog; `up` runs everything on one machine against
+a simulated cloud. `stackmeter COMMAND --help` explains each command.
 """
 
 EPILOG = """\
